@@ -53,7 +53,14 @@ fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
             Ok(httparse::Status::Partial) if len < buf.len() => continue,
             _ => {
                 let mut out = Vec::new();
-                http::write_error(&mut out, 400, "invalid_request", "bad request", false, false);
+                http::write_error(
+                    &mut out,
+                    400,
+                    "invalid_request",
+                    "bad request",
+                    false,
+                    false,
+                );
                 return stream.write_all(&out);
             }
         }
@@ -86,8 +93,17 @@ fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
                 },
             );
         }
-        (_, "/status") => http::write_error(&mut out, 405, "method_not_allowed", "use GET", false, false),
-        _ => http::write_error(&mut out, 404, "not_found", "unknown admin endpoint", false, false),
+        (_, "/status") => {
+            http::write_error(&mut out, 405, "method_not_allowed", "use GET", false, false)
+        }
+        _ => http::write_error(
+            &mut out,
+            404,
+            "not_found",
+            "unknown admin endpoint",
+            false,
+            false,
+        ),
     }
     stream.write_all(&out)
 }

@@ -8,13 +8,16 @@
 use crate::config::{Config, HostMatch, PathMatch, RouteAction, RouteConfig};
 use crate::http::Head;
 
+/// A header name (lowercase) and the value it must have.
+type HeaderMatch = (Box<[u8]>, Box<[u8]>);
+
 #[derive(Debug)]
 pub struct Route {
     pub name: String,
     host: Option<HostMatch>,
     path: PathMatch,
     methods: Vec<Box<[u8]>>,
-    headers: Vec<(Box<[u8]>, Box<[u8]>)>,
+    headers: Vec<HeaderMatch>,
     pub action: RouteAction,
     pub connect_timeout: Option<std::time::Duration>,
     pub read_timeout: Option<std::time::Duration>,
@@ -74,7 +77,8 @@ impl Route {
             None => true,
             Some(HostMatch::Exact(h)) => host.eq_ignore_ascii_case(h.as_bytes()),
             Some(HostMatch::Suffix(s)) => {
-                host.len() > s.len() && host[host.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+                host.len() > s.len()
+                    && host[host.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
             }
         };
         let path_ok = match &self.path {
@@ -96,10 +100,14 @@ impl Route {
     pub fn write_upstream_target(&self, out: &mut Vec<u8>, path: &[u8], query: &[u8]) {
         match &self.action {
             RouteAction::Proxy {
-                strip_prefix, rewrite, ..
+                strip_prefix,
+                rewrite,
+                ..
             } => {
                 let rest = match &self.path {
-                    PathMatch::Prefix(p) if *strip_prefix || rewrite.is_some() => Some(&path[p.len()..]),
+                    PathMatch::Prefix(p) if *strip_prefix || rewrite.is_some() => {
+                        Some(&path[p.len()..])
+                    }
                     PathMatch::Exact(_) if rewrite.is_some() => Some(&b""[..]),
                     _ => None,
                 };
@@ -130,7 +138,7 @@ impl Route {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{RouteMatch, RouteConfig};
+    use crate::config::{RouteConfig, RouteMatch};
 
     fn route(path: PathMatch, strip_prefix: bool, rewrite: Option<&str>) -> Route {
         compile(&RouteConfig {

@@ -49,7 +49,9 @@ pub fn choose_driver(kind: RuntimeKind) -> Result<Driver, String> {
         RuntimeKind::Auto if uring => Ok(Driver::IoUring),
         RuntimeKind::Auto => Ok(Driver::Epoll),
         RuntimeKind::IoUring if uring => Ok(Driver::IoUring),
-        RuntimeKind::IoUring => Err("runtime: io_uring was requested but this kernel does not support it".into()),
+        RuntimeKind::IoUring => {
+            Err("runtime: io_uring was requested but this kernel does not support it".into())
+        }
         RuntimeKind::Epoll => Ok(Driver::Epoll),
     }
 }
@@ -67,8 +69,8 @@ fn bind_reuseport(addr: SocketAddr) -> std::io::Result<StdListener> {
 
 /// Runs strait until SIGTERM/SIGINT. Returns after every worker has drained.
 pub fn run(config: Config) -> Result<(), String> {
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).map_err(|e| format!("installing signal handlers: {e}"))?;
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| format!("installing signal handlers: {e}"))?;
     let started = Instant::now();
     let driver = choose_driver(config.runtime)?;
     let cpus = worker::allowed_cpus();
@@ -95,16 +97,22 @@ pub fn run(config: Config) -> Result<(), String> {
     let mut per_worker: Vec<Vec<StdListener>> = (0..workers).map(|_| Vec::new()).collect();
     let mut bound = Vec::new();
     for l in &config.listeners {
-        let first = bind_reuseport(l.addr).map_err(|e| format!("listener {:?}: binding {}: {e}", l.name, l.addr))?;
+        let first = bind_reuseport(l.addr)
+            .map_err(|e| format!("listener {:?}: binding {}: {e}", l.name, l.addr))?;
         let actual = first.local_addr().map_err(|e| e.to_string())?;
         per_worker[0].push(first);
         for sockets in per_worker.iter_mut().skip(1) {
-            sockets.push(bind_reuseport(actual).map_err(|e| format!("listener {:?}: binding {actual}: {e}", l.name))?);
+            sockets.push(
+                bind_reuseport(actual)
+                    .map_err(|e| format!("listener {:?}: binding {actual}: {e}", l.name))?,
+            );
         }
         bound.push(actual);
     }
     let admin_listener = match config.admin {
-        Some(addr) => Some(StdListener::bind(addr).map_err(|e| format!("admin: binding {addr}: {e}"))?),
+        Some(addr) => {
+            Some(StdListener::bind(addr).map_err(|e| format!("admin: binding {addr}: {e}"))?)
+        }
         None => None,
     };
 

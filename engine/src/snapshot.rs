@@ -20,7 +20,11 @@ impl Snapshot {
         let upstreams = config
             .upstreams
             .iter()
-            .map(|u| UpstreamSpec::build(u).map(Arc::new).map_err(|e| format!("upstream {:?}: {e}", u.name)))
+            .map(|u| {
+                UpstreamSpec::build(u)
+                    .map(Arc::new)
+                    .map_err(|e| format!("upstream {:?}: {e}", u.name))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Snapshot {
             router: Router::new(&config),

@@ -110,9 +110,14 @@ fn run_thread(mut spec: WorkerSpec) {
     let listeners = std::cell::RefCell::new(std::mem::take(&mut spec.listeners));
     let mut first = true;
     loop {
-        let ready = if first { Some(spec.ready.clone()) } else { None };
+        let ready = if first {
+            Some(spec.ready.clone())
+        } else {
+            None
+        };
         first = false;
-        let run = std::panic::catch_unwind(AssertUnwindSafe(|| run_runtime(&spec, &listeners, ready)));
+        let run =
+            std::panic::catch_unwind(AssertUnwindSafe(|| run_runtime(&spec, &listeners, ready)));
         match run {
             Ok(Ok(())) => break,
             Ok(Err(e)) => {
@@ -138,7 +143,11 @@ fn run_thread(mut spec: WorkerSpec) {
 
 type Ready = Option<Sender<Result<usize, String>>>;
 
-fn run_runtime(spec: &WorkerSpec, listeners: &std::cell::RefCell<Vec<StdListener>>, ready: Ready) -> std::io::Result<()> {
+fn run_runtime(
+    spec: &WorkerSpec,
+    listeners: &std::cell::RefCell<Vec<StdListener>>,
+    ready: Ready,
+) -> std::io::Result<()> {
     match spec.driver {
         Driver::IoUring => RuntimeBuilder::<IoUringDriver>::new()
             .with_entries(1024)
@@ -222,7 +231,9 @@ pub fn allowed_cpus() -> Vec<usize> {
         if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
             return (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
         }
-        (0..libc::CPU_SETSIZE as usize).filter(|c| libc::CPU_ISSET(*c, &set)).collect()
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|c| libc::CPU_ISSET(*c, &set))
+            .collect()
     }
 }
 

@@ -17,7 +17,7 @@ use saphyr_parser::{Marker, Parser, ScanError};
 use super::model::*;
 use super::reader::{
     check_unique, field, index, is_null, item_name, join, kind, missing, parse_uint, resolve,
-    section, split_host_port, Ctx, Kind, MapView, Named, Node,
+    section, split_host_port, Ctx, Kind, MapView, Node,
 };
 use super::routes::routes;
 
@@ -180,6 +180,8 @@ const DEFAULT_ADMIN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 9901);
 const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 8080);
+/// Largest target weight.
+const MAX_WEIGHT: u64 = 1000;
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn decode_root(
@@ -359,8 +361,8 @@ fn listeners(ctx: &mut Ctx<'_>, node: &Node<'_>, admin: Option<SocketAddr>) -> V
     }
     let mut out = Vec::with_capacity(items.len());
     let mut names = Vec::new();
-    // (addr, listener index, where) for the address checks.
-    let mut addrs: Vec<(SocketAddr, String, Marker)> = Vec::new();
+    // (address, listener name) for the clash checks.
+    let mut addrs: Vec<(SocketAddr, String)> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let path = index("listeners", i);
         let Some(m) = ctx.map(item, &path, Some(LISTENER_KEYS)) else {
@@ -370,9 +372,10 @@ fn listeners(ctx: &mut Ctx<'_>, node: &Node<'_>, admin: Option<SocketAddr>) -> V
         let addr = match m.get("listen") {
             Some(n) => {
                 let addr = ctx.listen_addr(n, &join(&path, "listen"));
-                if let Some(addr) = addr {
+                // Port 0 (any free port) cannot clash.
+                if let Some(addr) = addr.filter(|a| a.port() != 0) {
                     let lpath = join(&path, "listen");
-                    if let Some((_, other, _)) = addrs.iter().find(|(a, _, _)| *a == addr) {
+                    if let Some((_, other)) = addrs.iter().find(|(a, _)| *a == addr) {
                         let msg = format!("address {addr} is already used by listener `{other}`");
                         ctx.error(n, &lpath, msg);
                     } else if admin == Some(addr) {
@@ -383,7 +386,7 @@ fn listeners(ctx: &mut Ctx<'_>, node: &Node<'_>, admin: Option<SocketAddr>) -> V
                         );
                     }
                     let name = named.as_ref().map_or_else(String::new, |n| n.name.clone());
-                    addrs.push((addr, name, n.span.start));
+                    addrs.push((addr, name));
                 }
                 addr
             }
@@ -465,40 +468,24 @@ fn upstreams(ctx: &mut Ctx<'_>, node: &Node<'_>) -> (Vec<UpstreamConfig>, Option
         return (Vec::new(), None);
     };
     let mut out = Vec::with_capacity(items.len());
-    let mut names = Vec::new();
+    // Index-aligned with `items`; empty where the name is missing or bad.
+    let mut names = Vec::with_capacity(items.len());
+    let mut named = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let path = index("upstreams", i);
         let Some(m) = ctx.map(item, &path, Some(UPSTREAM_KEYS)) else {
-            // Keep indexes aligned with the list.
-            names.push(Named {
-                name: String::new(),
-                at: item.span.start,
-                path,
-            });
+            names.push(String::new());
             continue;
         };
-        let named = item_name(ctx, &m, &path, None);
-        let upstream = upstream(ctx, &m, &path, named.as_ref().map(|n| n.name.as_str()));
-        if let Some(u) = upstream {
+        let name = item_name(ctx, &m, &path, None);
+        if let Some(u) = upstream(ctx, &m, &path, name.as_ref().map(|n| n.name.as_str())) {
             out.push(u);
         }
-        names.push(named.unwrap_or(Named {
-            name: String::new(),
-            at: item.span.start,
-            path,
-        }));
+        names.push(name.as_ref().map_or_else(String::new, |n| n.name.clone()));
+        named.extend(name);
     }
-    let named: Vec<Named> = names
-        .iter()
-        .filter(|n| !n.name.is_empty())
-        .map(|n| Named {
-            name: n.name.clone(),
-            at: n.at,
-            path: n.path.clone(),
-        })
-        .collect();
     check_unique(ctx, &named, "upstream");
-    (out, Some(names.into_iter().map(|n| n.name).collect()))
+    (out, Some(names))
 }
 
 fn upstream(
@@ -598,7 +585,8 @@ fn target(ctx: &mut Ctx<'_>, node: &Node<'_>, path: &str) -> Option<TargetConfig
             let weight = match m.get("weight") {
                 Some(n) => {
                     let wpath = join(path, "weight");
-                    match ctx.uint(n, &wpath, u64::from(u32::MAX)) {
+                    // Capped: the balancer unrolls one cycle of sum(weights) slots.
+                    match ctx.uint(n, &wpath, MAX_WEIGHT) {
                         Some(0) => {
                             ctx.error(n, &wpath, "must be at least 1");
                             None
@@ -1360,6 +1348,9 @@ routes:
             "listeners[0].listen",
             "already used by the admin listener",
         );
+        // Port 0 means any free port: no clash.
+        load("admin: 127.0.0.1:0\nlisteners:\n  - listen: 127.0.0.1:0\n  - listen: 127.0.0.1:0\n")
+            .unwrap();
         // The YAML layer itself rejects a repeated key.
         assert_error("workers: 1\nworkers: 2\n", 2, 1, "(root)", "duplicated key");
     }

@@ -41,11 +41,11 @@ pub(super) fn routes(
         };
         let named = item_name(ctx, &m, &path, Some(format!("route{i}")));
         let route = route(ctx, &m, &path, upstreams);
+        let (connect_timeout, read_timeout) = route_timeouts(ctx, &m, &path);
+        let max_body_bytes = field(ctx, &m, &path, "max_body_bytes", |c, n, p| {
+            c.size(n, p, 0, u64::MAX)
+        });
         if let (Some(named), Some((matcher, action))) = (named.as_ref(), route) {
-            let (connect_timeout, read_timeout) = route_timeouts(ctx, &m, &path);
-            let max_body_bytes = field(ctx, &m, &path, "max_body_bytes", |c, n, p| {
-                c.size(n, p, 0, u64::MAX)
-            });
             out.push(RouteConfig {
                 name: named.name.clone(),
                 matcher,
@@ -53,12 +53,6 @@ pub(super) fn routes(
                 connect_timeout,
                 read_timeout,
                 max_body_bytes,
-            });
-        } else {
-            // Still check these, for the error list.
-            route_timeouts(ctx, &m, &path);
-            field(ctx, &m, &path, "max_body_bytes", |c, n, p| {
-                c.size(n, p, 0, u64::MAX)
             });
         }
         names.extend(named);

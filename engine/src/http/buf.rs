@@ -57,17 +57,24 @@ impl ReadBuf {
     /// Reads once more from `stream`, keeping at most `limit` unconsumed bytes.
     /// Returns the number of bytes read; 0 means end of stream. Fails with
     /// `OutOfMemory` when the unconsumed data already fills `limit`.
-    pub async fn fill<S: AsyncReadRent>(&mut self, stream: &mut S, limit: usize) -> io::Result<usize> {
+    pub async fn fill<S: AsyncReadRent>(
+        &mut self,
+        stream: &mut S,
+        limit: usize,
+    ) -> io::Result<usize> {
         let pending = self.len();
         if pending >= limit {
-            return Err(io::Error::new(io::ErrorKind::OutOfMemory, "buffer limit reached"));
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "buffer limit reached",
+            ));
         }
         if self.start > 0 && (self.buf.capacity() - self.buf.len() < MIN_READ || pending == 0) {
             self.buf.copy_within(self.start.., 0);
             self.buf.truncate(pending);
             self.start = 0;
         }
-        let want = (limit - pending).min(64 * 1024).max(1);
+        let want = (limit - pending).clamp(1, 64 * 1024);
         let spare = self.buf.capacity() - self.buf.len();
         if spare < want.min(MIN_READ) {
             self.buf.reserve(want);

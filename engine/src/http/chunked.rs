@@ -231,7 +231,11 @@ mod tests {
     fn decodes_across_any_split() {
         let body = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: 1\r\n\r\n";
         for step in 1..body.len() {
-            assert_eq!(decode(body, step), Ok((b"hello world".to_vec(), true)), "step {step}");
+            assert_eq!(
+                decode(body, step),
+                Ok((b"hello world".to_vec(), true)),
+                "step {step}"
+            );
         }
     }
 
@@ -248,7 +252,11 @@ mod tests {
             b"5;a\x01\r\n",
             b"0\r\n bad\r\n\r\n",
         ] {
-            assert!(decode(bad, 3).is_err(), "accepted {:?}", String::from_utf8_lossy(bad));
+            assert!(
+                decode(bad, 3).is_err(),
+                "accepted {:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

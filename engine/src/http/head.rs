@@ -109,7 +109,11 @@ impl Head {
 
     /// Parses a request head from the start of `data`. `Ok(None)`: incomplete.
     /// `Ok(Some(n))`: the head is the first `n` bytes.
-    pub fn parse_request(&mut self, data: &[u8], max_headers: usize) -> Result<Option<usize>, HeadError> {
+    pub fn parse_request(
+        &mut self,
+        data: &[u8],
+        max_headers: usize,
+    ) -> Result<Option<usize>, HeadError> {
         let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let slots = &mut storage[..max_headers.clamp(1, MAX_HEADERS)];
         let mut req = httparse::Request::new(&mut []);
@@ -144,7 +148,11 @@ impl Head {
     pub fn parse_response(&mut self, data: &[u8]) -> Result<Option<usize>, HeadError> {
         let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut resp = httparse::Response::new(&mut []);
-        let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, data, &mut storage) {
+        let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut resp,
+            data,
+            &mut storage,
+        ) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
@@ -174,8 +182,12 @@ impl Head {
 
 fn parse_error_text(e: httparse::Error) -> &'static str {
     match e {
-        httparse::Error::HeaderName => "invalid header name (whitespace before the colon is not allowed)",
-        httparse::Error::HeaderValue => "invalid header value (obs-fold line continuations are not allowed)",
+        httparse::Error::HeaderName => {
+            "invalid header name (whitespace before the colon is not allowed)"
+        }
+        httparse::Error::HeaderValue => {
+            "invalid header value (obs-fold line continuations are not allowed)"
+        }
         httparse::Error::NewLine => "invalid line ending",
         httparse::Error::Status => "invalid status line",
         httparse::Error::Token => "invalid token in request line",
@@ -219,7 +231,10 @@ pub fn named_in_connection(head: &Head, name: &[u8]) -> bool {
 
 /// Comma-separated list elements, trimmed of optional whitespace.
 pub fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value.split(|b| *b == b',').map(trim).filter(|t| !t.is_empty())
+    value
+        .split(|b| *b == b',')
+        .map(trim)
+        .filter(|t| !t.is_empty())
 }
 
 pub fn trim(mut s: &[u8]) -> &[u8] {
@@ -255,7 +270,8 @@ fn body_framing(head: &Head) -> Result<(Option<u64>, bool), HeadError> {
         let name = head.name(f);
         if name.eq_ignore_ascii_case(b"content-length") {
             for item in head.value(f).split(|b| *b == b',') {
-                let n = parse_decimal(trim(item)).ok_or(HeadError::Invalid("invalid Content-Length"))?;
+                let n = parse_decimal(trim(item))
+                    .ok_or(HeadError::Invalid("invalid Content-Length"))?;
                 match length {
                     Some(prev) if prev != n => {
                         return Err(HeadError::Invalid("differing Content-Length values"));
@@ -266,7 +282,9 @@ fn body_framing(head: &Head) -> Result<(Option<u64>, bool), HeadError> {
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             if chunked {
                 // Anything after "chunked" means chunked is no longer final.
-                return Err(HeadError::Invalid("Transfer-Encoding: chunked must be the final coding"));
+                return Err(HeadError::Invalid(
+                    "Transfer-Encoding: chunked must be the final coding",
+                ));
             }
             has_te = true;
             let value = head.value(f);
@@ -277,17 +295,23 @@ fn body_framing(head: &Head) -> Result<(Option<u64>, bool), HeadError> {
                 let is_chunked = coding.eq_ignore_ascii_case(b"chunked");
                 let last = i + 1 == tokens(value).count();
                 if is_chunked && !last {
-                    return Err(HeadError::Invalid("Transfer-Encoding: chunked must be the final coding"));
+                    return Err(HeadError::Invalid(
+                        "Transfer-Encoding: chunked must be the final coding",
+                    ));
                 }
                 chunked = is_chunked && last;
             }
         }
     }
     if has_te && length.is_some() {
-        return Err(HeadError::Invalid("both Content-Length and Transfer-Encoding"));
+        return Err(HeadError::Invalid(
+            "both Content-Length and Transfer-Encoding",
+        ));
     }
     if has_te && !chunked {
-        return Err(HeadError::Invalid("Transfer-Encoding whose final coding is not chunked"));
+        return Err(HeadError::Invalid(
+            "Transfer-Encoding whose final coding is not chunked",
+        ));
     }
     Ok((length, chunked))
 }
@@ -314,7 +338,9 @@ fn connection_keep_alive(head: &Head) -> bool {
 pub fn request_framing(head: &Head) -> Result<Framing, HeadError> {
     let (length, chunked) = body_framing(head)?;
     if chunked && head.minor_version == 0 {
-        return Err(HeadError::Invalid("Transfer-Encoding in an HTTP/1.0 request"));
+        return Err(HeadError::Invalid(
+            "Transfer-Encoding in an HTTP/1.0 request",
+        ));
     }
     let mut hosts = 0;
     let mut expect_continue = false;
@@ -353,12 +379,15 @@ pub fn response_framing(head: &Head, request_was_head: bool) -> Result<Framing, 
     let (length, chunked) = match body_framing(head) {
         Ok(v) => v,
         Err(HeadError::Invalid(m)) if m.starts_with("Transfer-Encoding whose") => {
-            return Err(HeadError::NotImplemented("upstream used a Transfer-Encoding other than chunked"));
+            return Err(HeadError::NotImplemented(
+                "upstream used a Transfer-Encoding other than chunked",
+            ));
         }
         Err(e) => return Err(e),
     };
     let status = head.status;
-    let no_body = request_was_head || (100..200).contains(&status) || status == 204 || status == 304;
+    let no_body =
+        request_was_head || (100..200).contains(&status) || status == 204 || status == 304;
     let body = if no_body {
         BodyKind::None
     } else if chunked {
@@ -393,10 +422,23 @@ mod tests {
 
     #[test]
     fn content_length_and_chunked_framing() {
-        assert_eq!(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n").map(|f| f.body), Ok(BodyKind::Length(5)));
-        assert_eq!(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n").map(|f| f.body), Ok(BodyKind::Chunked));
-        assert_eq!(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n").map(|f| f.body), Ok(BodyKind::Length(5)));
-        assert_eq!(req("GET / HTTP/1.1\r\nHost: a\r\n\r\n").map(|f| f.body), Ok(BodyKind::None));
+        assert_eq!(
+            req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n").map(|f| f.body),
+            Ok(BodyKind::Length(5))
+        );
+        assert_eq!(
+            req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n").map(|f| f.body),
+            Ok(BodyKind::Chunked)
+        );
+        assert_eq!(
+            req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n")
+                .map(|f| f.body),
+            Ok(BodyKind::Length(5))
+        );
+        assert_eq!(
+            req("GET / HTTP/1.1\r\nHost: a\r\n\r\n").map(|f| f.body),
+            Ok(BodyKind::None)
+        );
     }
 
     #[test]
@@ -421,9 +463,19 @@ mod tests {
 
     #[test]
     fn keep_alive_defaults_by_version() {
-        assert!(req("GET / HTTP/1.1\r\nHost: a\r\n\r\n").map(|f| f.keep_alive).unwrap_or(false));
-        assert!(!req("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").map(|f| f.keep_alive).unwrap_or(true));
-        assert!(!req("GET / HTTP/1.0\r\n\r\n").map(|f| f.keep_alive).unwrap_or(true));
-        assert!(req("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").map(|f| f.keep_alive).unwrap_or(false));
+        assert!(req("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .map(|f| f.keep_alive)
+            .unwrap_or(false));
+        assert!(
+            !req("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                .map(|f| f.keep_alive)
+                .unwrap_or(true)
+        );
+        assert!(!req("GET / HTTP/1.0\r\n\r\n")
+            .map(|f| f.keep_alive)
+            .unwrap_or(true));
+        assert!(req("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .map(|f| f.keep_alive)
+            .unwrap_or(false));
     }
 }

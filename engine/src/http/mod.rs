@@ -109,7 +109,14 @@ pub fn error_body(status: u16, kind: &str, message: &str) -> Vec<u8> {
 }
 
 /// Appends a complete JSON error response.
-pub fn write_error(out: &mut Vec<u8>, status: u16, kind: &str, message: &str, keep_alive: bool, head_only: bool) {
+pub fn write_error(
+    out: &mut Vec<u8>,
+    status: u16,
+    kind: &str,
+    message: &str,
+    keep_alive: bool,
+    head_only: bool,
+) {
     let body = error_body(status, kind, message);
     write_answer(
         out,
@@ -131,7 +138,14 @@ mod tests {
     #[test]
     fn error_response_is_json_with_length() {
         let mut out = Vec::new();
-        write_error(&mut out, 502, "upstream_unavailable", "connection \"refused\"", true, false);
+        write_error(
+            &mut out,
+            502,
+            "upstream_unavailable",
+            "connection \"refused\"",
+            true,
+            false,
+        );
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
         let body = text.split("\r\n\r\n").nth(1).unwrap();

@@ -101,18 +101,32 @@ impl ClientConn {
         let has_body = req.framing.body != BodyKind::None;
         let mut fresh_only = false;
         loop {
-            let mut conn = match self.acquire(pool, connect_timeout, has_body, fresh_only).await {
+            let mut conn = match self
+                .acquire(pool, connect_timeout, has_body, fresh_only)
+                .await
+            {
                 Ok(conn) => conn,
                 Err((status, kind, message)) => {
-                    let keep = req.keep_alive && (self.body_done || self.drain_unsent_body(req).await);
+                    let keep =
+                        req.keep_alive && (self.body_done || self.drain_unsent_body(req).await);
                     return self.answer_error(status, kind, message, keep).await;
                 }
             };
             self.up_out.clear();
-            write_upstream_head(&mut self.up_out, &self.head, req, pool, conn.target, &self.peer_ip);
+            write_upstream_head(
+                &mut self.up_out,
+                &self.head,
+                req,
+                pool,
+                conn.target,
+                &self.peer_ip,
+            );
             let result = match &mut conn.stream {
                 Stream::Plain(s) => self.exchange_with(s, &mut conn.rb, req, read_timeout).await,
-                Stream::Tls(s) => self.exchange_with(&mut **s, &mut conn.rb, req, read_timeout).await,
+                Stream::Tls(s) => {
+                    self.exchange_with(&mut **s, &mut conn.rb, req, read_timeout)
+                        .await
+                }
             };
             match result {
                 Ok(outcome) => {
@@ -135,17 +149,26 @@ impl ClientConn {
                         _ => "upstream closed the connection",
                     };
                     let keep = req.keep_alive && self.body_done;
-                    return self.answer_error(502, "upstream_error", message, keep).await;
+                    return self
+                        .answer_error(502, "upstream_error", message, keep)
+                        .await;
                 }
                 Err(Failure::UpstreamTimeout) => {
                     let keep = req.keep_alive && self.body_done;
                     return self
-                        .answer_error(504, "upstream_timeout", "upstream did not answer in time", keep)
+                        .answer_error(
+                            504,
+                            "upstream_timeout",
+                            "upstream did not answer in time",
+                            keep,
+                        )
                         .await;
                 }
                 Err(Failure::BadResponse(m)) => {
                     let keep = req.keep_alive && self.body_done;
-                    return self.answer_error(502, "bad_upstream_response", m, keep).await;
+                    return self
+                        .answer_error(502, "bad_upstream_response", m, keep)
+                        .await;
                 }
                 Err(Failure::Client(e)) => return self.body_failed(e).await,
                 Err(Failure::Abort) => return Next::Close,
@@ -155,13 +178,27 @@ impl ClientConn {
 
     async fn body_failed(&mut self, e: BodyError) -> Next {
         match e {
-            BodyError::Timeout => self.fail(408, "request_timeout", "request body not received in time").await,
-            BodyError::TooLarge => {
-                self.fail(413, "request_body_too_large", "request body exceeds the size limit")
+            BodyError::Timeout => {
+                self.fail(408, "request_timeout", "request body not received in time")
                     .await
             }
+            BodyError::TooLarge => {
+                self.fail(
+                    413,
+                    "request_body_too_large",
+                    "request body exceeds the size limit",
+                )
+                .await
+            }
             BodyError::Invalid(m) => self.fail(400, "invalid_request", m).await,
-            BodyError::Sink => self.fail(502, "upstream_error", "upstream failed while receiving the request body").await,
+            BodyError::Sink => {
+                self.fail(
+                    502,
+                    "upstream_error",
+                    "upstream failed while receiving the request body",
+                )
+                .await
+            }
             BodyError::ClientClosed => Next::Close,
         }
     }
@@ -192,9 +229,17 @@ impl ClientConn {
             }
         }
         if timed_out {
-            Err((504, "upstream_timeout", "connecting to the upstream timed out"))
+            Err((
+                504,
+                "upstream_timeout",
+                "connecting to the upstream timed out",
+            ))
         } else {
-            Err((502, "upstream_unavailable", "the upstream refused the connection"))
+            Err((
+                502,
+                "upstream_unavailable",
+                "the upstream refused the connection",
+            ))
         }
     }
 
@@ -219,14 +264,19 @@ impl ClientConn {
         if has_body {
             if req.framing.expect_continue {
                 self.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-                write_vec(&mut self.stream, &mut self.out).await.map_err(|_| Failure::Abort)?;
+                write_vec(&mut self.stream, &mut self.out)
+                    .await
+                    .map_err(|_| Failure::Abort)?;
             }
             let mut up_out = std::mem::take(&mut self.up_out);
-            let sent = copy_request_body(self, up, &mut up_out, req.framing.body, req.body_limit).await;
+            let sent =
+                copy_request_body(self, up, &mut up_out, req.framing.body, req.body_limit).await;
             self.up_out = up_out;
             match sent {
                 Ok(()) => {}
-                Err(BodyError::Sink) if self.body_done => return Err(Failure::Upstream("upstream closed the connection")),
+                Err(BodyError::Sink) if self.body_done => {
+                    return Err(Failure::Upstream("upstream closed the connection"))
+                }
                 Err(e) => return Err(Failure::Client(e)),
             }
         } else if write_vec(up, &mut self.up_out).await.is_err() {
@@ -248,12 +298,30 @@ impl ClientConn {
             BodyKind::UntilClose if client_http10 => Relay::Raw,
             BodyKind::UntilClose => Relay::Enchunk,
         };
-        let client_keep_alive =
-            req.keep_alive && !req.draining.get() && !matches!(relay, Relay::Dechunk | Relay::Raw) && self.body_done;
-        write_response_head(&mut self.out, &resp, relay, client_keep_alive, client_http10);
+        let client_keep_alive = req.keep_alive
+            && !req.draining.get()
+            && !matches!(relay, Relay::Dechunk | Relay::Raw)
+            && self.body_done;
+        write_response_head(
+            &mut self.out,
+            &resp,
+            relay,
+            client_keep_alive,
+            client_http10,
+        );
         self.response_started = true;
-        relay_body(up, urb, &mut self.stream, &mut self.out, relay, read_timeout).await?;
-        write_vec(&mut self.stream, &mut self.out).await.map_err(|_| Failure::Abort)?;
+        relay_body(
+            up,
+            urb,
+            &mut self.stream,
+            &mut self.out,
+            relay,
+            read_timeout,
+        )
+        .await?;
+        write_vec(&mut self.stream, &mut self.out)
+            .await
+            .map_err(|_| Failure::Abort)?;
         Ok(Outcome {
             upstream_reusable: framing.keep_alive && self.body_done && urb.is_empty(),
             client_keep_alive,
@@ -291,8 +359,14 @@ async fn read_response_head<S: AsyncReadRent>(
         }
         match timeout(read_timeout, urb.fill(up, MAX_RESPONSE_HEAD)).await {
             Err(_) => return Err(Failure::UpstreamTimeout),
-            Ok(Ok(0)) | Ok(Err(_)) if !received_any && urb.is_empty() => return Err(Failure::Stale),
-            Ok(Ok(0)) | Ok(Err(_)) => return Err(Failure::Upstream("upstream closed the connection mid-response")),
+            Ok(Ok(0)) | Ok(Err(_)) if !received_any && urb.is_empty() => {
+                return Err(Failure::Stale)
+            }
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                return Err(Failure::Upstream(
+                    "upstream closed the connection mid-response",
+                ))
+            }
             Ok(Ok(_)) => received_any = true,
         }
     }
@@ -300,7 +374,12 @@ async fn read_response_head<S: AsyncReadRent>(
 
 /// Queues `n` bytes of `src` for `w`: copied into `out` when small, else
 /// `out` is flushed and the bytes written straight from `src`'s buffer.
-async fn emit<W: AsyncWriteRent>(w: &mut W, out: &mut Vec<u8>, src: &mut ReadBuf, n: usize) -> io::Result<()> {
+async fn emit<W: AsyncWriteRent>(
+    w: &mut W,
+    out: &mut Vec<u8>,
+    src: &mut ReadBuf,
+    n: usize,
+) -> io::Result<()> {
     if out.len() + n <= COALESCE {
         out.extend_from_slice(&src.data()[..n]);
         src.consume(n);
@@ -333,7 +412,9 @@ pub(crate) async fn copy_request_body<W: AsyncWriteRent>(
                     fill_client(conn, body_timeout).await?;
                 }
                 let n = (conn.rb.len() as u64).min(left) as usize;
-                emit(sink, out, &mut conn.rb, n).await.map_err(|_| BodyError::Sink)?;
+                emit(sink, out, &mut conn.rb, n)
+                    .await
+                    .map_err(|_| BodyError::Sink)?;
                 left -= n as u64;
             }
         }
@@ -353,7 +434,9 @@ pub(crate) async fn copy_request_body<W: AsyncWriteRent>(
                             return Err(BodyError::TooLarge);
                         }
                         chunked::write_chunk_header(out, n);
-                        emit(sink, out, &mut conn.rb, n).await.map_err(|_| BodyError::Sink)?;
+                        emit(sink, out, &mut conn.rb, n)
+                            .await
+                            .map_err(|_| BodyError::Sink)?;
                         out.extend_from_slice(b"\r\n");
                     }
                     Ok(Some(Piece::Frame(n))) => conn.rb.consume(n),
@@ -447,7 +530,11 @@ async fn relay_body<S: AsyncReadRent, W: AsyncWriteRent>(
     Ok(())
 }
 
-async fn fill_upstream<S: AsyncReadRent>(up: &mut S, urb: &mut ReadBuf, read_timeout: Duration) -> Result<(), Failure> {
+async fn fill_upstream<S: AsyncReadRent>(
+    up: &mut S,
+    urb: &mut ReadBuf,
+    read_timeout: Duration,
+) -> Result<(), Failure> {
     match timeout(read_timeout, urb.fill(up, READ_CHUNK)).await {
         Ok(Ok(n)) if n > 0 => Ok(()),
         _ => Err(Failure::Abort),
@@ -470,13 +557,21 @@ fn skip_end_to_end(head: &Head, name: &[u8], connection_options: bool) -> bool {
 /// The request head sent upstream: origin-form target, `Host` per the
 /// upstream's setting, hop-by-hop fields removed, forwarding fields set, and
 /// our own framing header.
-fn write_upstream_head(out: &mut Vec<u8>, head: &Head, req: &Request<'_>, pool: &UpstreamPool, target: usize, peer_ip: &str) {
+fn write_upstream_head(
+    out: &mut Vec<u8>,
+    head: &Head,
+    req: &Request<'_>,
+    pool: &UpstreamPool,
+    target: usize,
+    peer_ip: &str,
+) {
     let options = has_connection_options(head);
     out.extend_from_slice(head.method());
     out.push(b' ');
     let path = head.get(req.target.path);
     let path: &[u8] = if path.is_empty() { b"/" } else { path };
-    req.route.write_upstream_target(out, path, head.get(req.target.query));
+    req.route
+        .write_upstream_target(out, path, head.get(req.target.query));
     out.extend_from_slice(b" HTTP/1.1\r\n");
 
     let client_host = req.host.map(|s| head.get(s));
@@ -521,7 +616,11 @@ fn write_upstream_head(out: &mut Vec<u8>, head: &Head, req: &Request<'_>, pool: 
         out.extend_from_slice(b", ");
     }
     out.extend_from_slice(b"1.1 strait\r\n");
-    if let (false, Some(h), false) = (matches!(pool.spec.config.host_header, HostHeader::Preserve), client_host, xfh_seen) {
+    if let (false, Some(h), false) = (
+        matches!(pool.spec.config.host_header, HostHeader::Preserve),
+        client_host,
+        xfh_seen,
+    ) {
         http::write_header(out, b"x-forwarded-host", h);
     }
     match req.framing.body {
@@ -544,7 +643,11 @@ fn write_upstream_head(out: &mut Vec<u8>, head: &Head, req: &Request<'_>, pool: 
 
 fn join_values(out: &mut Vec<u8>, head: &Head, name: &[u8]) {
     let mut first = true;
-    for f in head.fields.iter().filter(|f| head.name(f).eq_ignore_ascii_case(name)) {
+    for f in head
+        .fields
+        .iter()
+        .filter(|f| head.name(f).eq_ignore_ascii_case(name))
+    {
         if !first {
             out.extend_from_slice(b", ");
         }
@@ -554,7 +657,13 @@ fn join_values(out: &mut Vec<u8>, head: &Head, name: &[u8]) {
 }
 
 /// The response head sent to the client.
-fn write_response_head(out: &mut Vec<u8>, resp: &Head, relay: Relay, keep_alive: bool, client_http10: bool) {
+fn write_response_head(
+    out: &mut Vec<u8>,
+    resp: &Head,
+    relay: Relay,
+    keep_alive: bool,
+    client_http10: bool,
+) {
     http::write_status_line(out, resp.status);
     let options = has_connection_options(resp);
     for f in &resp.fields {

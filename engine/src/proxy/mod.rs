@@ -48,7 +48,12 @@ impl Core {
     pub fn new(id: usize, snapshot: Arc<Snapshot>) -> Core {
         Core {
             id,
-            pools: snapshot.upstreams.iter().cloned().map(UpstreamPool::new).collect(),
+            pools: snapshot
+                .upstreams
+                .iter()
+                .cloned()
+                .map(UpstreamPool::new)
+                .collect(),
             snapshot,
             in_flight: Cell::new(0),
             draining: Cell::new(false),
@@ -127,10 +132,21 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, core: Rc<Core>, listener
             Ok(Next::KeepAlive) => continue,
             Ok(Next::Close) => break,
             Err(panic) => {
-                tracing::error!(worker = core.id, "request handler panicked: {}", panic_message(&*panic));
+                tracing::error!(
+                    worker = core.id,
+                    "request handler panicked: {}",
+                    panic_message(&*panic)
+                );
                 if !conn.response_started {
                     let mut out = Vec::new();
-                    http::write_error(&mut out, 500, "internal_error", "internal error", false, false);
+                    http::write_error(
+                        &mut out,
+                        500,
+                        "internal_error",
+                        "internal error",
+                        false,
+                        false,
+                    );
                     let _ = conn.stream.write_all(out).await;
                 }
                 break;
@@ -151,50 +167,88 @@ impl ClientConn {
     /// Reads, routes and answers one request.
     async fn exchange(&mut self, core: &Core) -> Next {
         if self.rb.is_empty() {
-            match timeout(self.timeouts.idle, self.rb.fill(&mut self.stream, CLIENT_BUF)).await {
+            match timeout(
+                self.timeouts.idle,
+                self.rb.fill(&mut self.stream, CLIENT_BUF),
+            )
+            .await
+            {
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return Next::Close,
             }
         }
         let deadline = Instant::now() + self.timeouts.header_read;
         let head_len = loop {
-            match self.head.parse_request(self.rb.data(), self.limits.max_headers) {
+            match self
+                .head
+                .parse_request(self.rb.data(), self.limits.max_headers)
+            {
                 Ok(Some(n)) => break n,
                 Ok(None) => {
                     if self.rb.len() >= self.limits.max_header_bytes {
-                        return self.fail(431, "request_header_too_large", "request head exceeds the size limit").await;
+                        return self
+                            .fail(
+                                431,
+                                "request_header_too_large",
+                                "request head exceeds the size limit",
+                            )
+                            .await;
                     }
                     let limit = self.limits.max_header_bytes;
                     match timeout_at(deadline, self.rb.fill(&mut self.stream, limit)).await {
                         Err(_) => {
-                            return self.fail(408, "request_timeout", "request head not received in time").await;
+                            return self
+                                .fail(408, "request_timeout", "request head not received in time")
+                                .await;
                         }
                         Ok(Ok(0)) | Ok(Err(_)) => return Next::Close,
                         Ok(Ok(_)) => {}
                     }
                 }
                 Err(HeadError::TooManyHeaders) => {
-                    return self.fail(431, "request_header_too_large", "too many header fields").await;
+                    return self
+                        .fail(431, "request_header_too_large", "too many header fields")
+                        .await;
                 }
                 Err(HeadError::Invalid(m)) | Err(HeadError::NotImplemented(m)) => {
                     return self.fail(400, "invalid_request", m).await;
                 }
                 Err(HeadError::UnsupportedExpectation) => {
-                    return self.fail(417, "expectation_failed", "only Expect: 100-continue is supported").await;
+                    return self
+                        .fail(
+                            417,
+                            "expectation_failed",
+                            "only Expect: 100-continue is supported",
+                        )
+                        .await;
                 }
             }
         };
         if head_len > self.limits.max_header_bytes {
-            return self.fail(431, "request_header_too_large", "request head exceeds the size limit").await;
+            return self
+                .fail(
+                    431,
+                    "request_header_too_large",
+                    "request head exceeds the size limit",
+                )
+                .await;
         }
         self.rb.consume(head_len);
         let framing = match request_framing(&self.head) {
             Ok(f) => f,
             Err(HeadError::UnsupportedExpectation) => {
-                return self.fail(417, "expectation_failed", "only Expect: 100-continue is supported").await;
+                return self
+                    .fail(
+                        417,
+                        "expectation_failed",
+                        "only Expect: 100-continue is supported",
+                    )
+                    .await;
             }
             Err(HeadError::TooManyHeaders) => {
-                return self.fail(431, "request_header_too_large", "too many header fields").await;
+                return self
+                    .fail(431, "request_header_too_large", "too many header fields")
+                    .await;
             }
             Err(HeadError::Invalid(m)) | Err(HeadError::NotImplemented(m)) => {
                 return self.fail(400, "invalid_request", m).await;
@@ -202,7 +256,9 @@ impl ClientConn {
         };
         self.body_done = framing.body == BodyKind::None;
         let Some(target) = split_target(&self.head) else {
-            return self.fail(400, "invalid_request", "invalid request target").await;
+            return self
+                .fail(400, "invalid_request", "invalid request target")
+                .await;
         };
         let host_span = target.host.or_else(|| {
             self.head
@@ -211,16 +267,34 @@ impl ClientConn {
                 .find(|f| self.head.name(f).eq_ignore_ascii_case(b"host"))
                 .map(|f| f.value)
         });
-        let host = host_span.map(|s| strip_port(self.head.get(s))).unwrap_or(b"");
+        let host = host_span
+            .map(|s| strip_port(self.head.get(s)))
+            .unwrap_or(b"");
         let snapshot = &core.snapshot;
-        let Some(route) = snapshot.router.find(&self.head, host, self.head.get(target.path)) else {
+        let Some(route) = snapshot
+            .router
+            .find(&self.head, host, self.head.get(target.path))
+        else {
             let keep = framing.keep_alive && self.body_done && !core.draining.get();
-            return self.answer_error(404, "route_not_found", "no route matches this request", keep).await;
+            return self
+                .answer_error(
+                    404,
+                    "route_not_found",
+                    "no route matches this request",
+                    keep,
+                )
+                .await;
         };
         let body_limit = route.max_body_bytes.unwrap_or(self.limits.max_body_bytes);
         if let BodyKind::Length(n) = framing.body {
             if n > body_limit {
-                return self.fail(413, "request_body_too_large", "request body exceeds the size limit").await;
+                return self
+                    .fail(
+                        413,
+                        "request_body_too_large",
+                        "request body exceeds the size limit",
+                    )
+                    .await;
             }
         }
         let _in_flight = InFlight::enter(&core.in_flight);
@@ -235,7 +309,9 @@ impl ClientConn {
             } => {
                 let mut keep = keep_alive;
                 if !self.body_done {
-                    keep = keep && !framing.expect_continue && self.discard_body(framing.body, body_limit).await;
+                    keep = keep
+                        && !framing.expect_continue
+                        && self.discard_body(framing.body, body_limit).await;
                 }
                 http::write_answer(
                     &mut self.out,
@@ -281,7 +357,13 @@ impl ClientConn {
         self.answer_error(status, kind, message, false).await
     }
 
-    async fn answer_error(&mut self, status: u16, kind: &str, message: &str, keep_alive: bool) -> Next {
+    async fn answer_error(
+        &mut self,
+        status: u16,
+        kind: &str,
+        message: &str,
+        keep_alive: bool,
+    ) -> Next {
         if self.response_started {
             return Next::Close;
         }
@@ -296,7 +378,9 @@ impl ClientConn {
     async fn discard_body(&mut self, kind: BodyKind, limit: u64) -> bool {
         let mut sink = Discard;
         let mut out = Vec::new();
-        let ok = forward::copy_request_body(self, &mut sink, &mut out, kind, limit).await.is_ok();
+        let ok = forward::copy_request_body(self, &mut sink, &mut out, kind, limit)
+            .await
+            .is_ok();
         self.body_done = ok;
         ok
     }
@@ -376,7 +460,10 @@ fn split_target(head: &Head) -> Option<Target> {
         }
         (end, Some(whole.sub(skip, end)))
     };
-    let q = t[start..].iter().position(|b| *b == b'?').map_or(t.len(), |p| start + p);
+    let q = t[start..]
+        .iter()
+        .position(|b| *b == b'?')
+        .map_or(t.len(), |p| start + p);
     if start == t.len() || t[start] == b'?' {
         // `http://host` or `http://host?q`: path "/" is implied; use an empty
         // path span and let routing see "/" through the prefix rules.
@@ -407,9 +494,12 @@ mod tests {
     #[test]
     fn absolute_form_target_is_split() {
         let mut h = Head::default();
-        h.parse_request(b"GET http://Example.com/a/b?x=1 HTTP/1.1\r\nHost: other\r\n\r\n", 10)
-            .unwrap()
-            .unwrap();
+        h.parse_request(
+            b"GET http://Example.com/a/b?x=1 HTTP/1.1\r\nHost: other\r\n\r\n",
+            10,
+        )
+        .unwrap()
+        .unwrap();
         let t = split_target(&h).unwrap();
         assert_eq!(h.get(t.path), b"/a/b");
         assert_eq!(h.get(t.query), b"?x=1");

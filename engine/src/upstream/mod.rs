@@ -60,7 +60,9 @@ impl UpstreamSpec {
             })
             .collect();
         Ok(UpstreamSpec {
-            schedule: smooth_weighted_schedule(&config.targets.iter().map(|t| t.weight).collect::<Vec<_>>()),
+            schedule: smooth_weighted_schedule(
+                &config.targets.iter().map(|t| t.weight).collect::<Vec<_>>(),
+            ),
             config: config.clone(),
             tls,
             authorities,
@@ -121,7 +123,10 @@ pub struct UpstreamPool {
 impl UpstreamPool {
     pub fn new(spec: Arc<UpstreamSpec>) -> UpstreamPool {
         let targets = spec.config.targets.len();
-        let tls = spec.tls.as_ref().map(|t| TlsConnector::from(t.config.clone()));
+        let tls = spec
+            .tls
+            .as_ref()
+            .map(|t| TlsConnector::from(t.config.clone()));
         UpstreamPool {
             spec,
             next: Cell::new(0),
@@ -186,7 +191,11 @@ impl UpstreamPool {
     }
 
     /// Opens a new connection to `target` within `timeout`.
-    pub async fn connect(&self, target: usize, timeout: Duration) -> Result<UpstreamConn, ConnectError> {
+    pub async fn connect(
+        &self,
+        target: usize,
+        timeout: Duration,
+    ) -> Result<UpstreamConn, ConnectError> {
         let addr = self.spec.config.targets[target].addr;
         let opened = monoio::time::timeout(timeout, async {
             let tcp = TcpStream::connect_addr(addr).await?;
@@ -195,10 +204,9 @@ impl UpstreamPool {
             let stream = match (&self.tls, &self.spec.tls) {
                 (Some(connector), Some(tls)) => {
                     let name = tls.names[target].clone();
-                    let s = connector
-                        .connect(name, tcp)
-                        .await
-                        .map_err(|e| io::Error::new(io::ErrorKind::ConnectionAborted, e.to_string()))?;
+                    let s = connector.connect(name, tcp).await.map_err(|e| {
+                        io::Error::new(io::ErrorKind::ConnectionAborted, e.to_string())
+                    })?;
                     Stream::Tls(Box::new(s))
                 }
                 _ => Stream::Plain(tcp),

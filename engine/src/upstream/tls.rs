@@ -20,7 +20,9 @@ pub struct TlsClient {
 
 impl std::fmt::Debug for TlsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsClient").field("names", &self.names).finish()
+        f.debug_struct("TlsClient")
+            .field("names", &self.names)
+            .finish()
     }
 }
 
@@ -31,14 +33,18 @@ pub fn build(tls: &TlsConfig, target_hosts: &[&str]) -> Result<TlsClient, String
         TlsRoots::System => {
             let found = rustls_native_certs::load_native_certs();
             if found.certs.is_empty() {
-                return Err(format!("no system root certificates found: {:?}", found.errors));
+                return Err(format!(
+                    "no system root certificates found: {:?}",
+                    found.errors
+                ));
             }
             let (_added, _ignored) = roots.add_parsable_certificates(found.certs);
         }
         TlsRoots::None => {}
     }
     if let Some(path) = &tls.ca_file {
-        let pem = std::fs::read(path).map_err(|e| format!("reading ca_file {}: {e}", path.display()))?;
+        let pem =
+            std::fs::read(path).map_err(|e| format!("reading ca_file {}: {e}", path.display()))?;
         let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.as_slice())
             .collect::<Result<_, _>>()
             .map_err(|e| format!("parsing ca_file {}: {e}", path.display()))?;
@@ -66,7 +72,8 @@ pub fn build(tls: &TlsConfig, target_hosts: &[&str]) -> Result<TlsClient, String
         .map(|host| {
             let name = tls.sni.as_deref().unwrap_or(host);
             let name = name.trim_start_matches('[').trim_end_matches(']');
-            ServerName::try_from(name.to_string()).map_err(|e| format!("invalid TLS server name {name:?}: {e}"))
+            ServerName::try_from(name.to_string())
+                .map_err(|e| format!("invalid TLS server name {name:?}: {e}"))
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(TlsClient {
