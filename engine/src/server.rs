@@ -56,13 +56,16 @@ pub fn choose_driver(kind: RuntimeKind) -> Result<Driver, String> {
     }
 }
 
-fn bind_reuseport(addr: SocketAddr) -> std::io::Result<StdListener> {
+/// Backlog of every listening socket.
+const LISTEN_BACKLOG: i32 = 4096;
+
+pub(crate) fn bind_reuseport(addr: SocketAddr) -> std::io::Result<StdListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.set_nodelay(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(4096)?;
+    socket.listen(LISTEN_BACKLOG)?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
 }

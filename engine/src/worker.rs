@@ -4,8 +4,10 @@
 //! upstream pools, buffers); nothing is shared between workers but the
 //! read-only snapshot and the shutdown signal. Each worker accepts on its own
 //! `SO_REUSEPORT` socket, so the kernel spreads connections across cores.
-//! A worker whose runtime panics is logged and started again on the same
-//! sockets; its in-flight requests are lost, the other workers are untouched.
+//! A worker whose runtime panics is logged and started again by its
+//! supervisor thread, on a new thread with new sockets on the same
+//! addresses; its connections are shut down (their peers see the close at
+//! once), the other workers are untouched.
 
 use std::future::Future;
 use std::net::TcpListener as StdListener;
@@ -95,49 +97,176 @@ pub struct WorkerSpec {
     pub ready: Sender<Result<usize, String>>,
 }
 
+/// Starts worker `spec.id`: a supervisor thread that runs the worker's
+/// runtime on a thread of its own, and starts a new one if it panics.
 pub fn spawn(spec: WorkerSpec) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
-        .name(format!("strait-worker-{}", spec.id))
-        .spawn(move || run_thread(spec))
+        .name(format!("strait-supervisor-{}", spec.id))
+        .spawn(move || supervise(spec))
 }
 
-fn run_thread(mut spec: WorkerSpec) {
+/// How one runtime thread ended.
+enum Exit {
+    /// Drained after shutdown.
+    Stopped,
+    /// Could not run (driver or socket setup failed).
+    Failed(String),
+    /// A panic unwound out of the runtime; the listeners come back for the next one.
+    Panicked {
+        message: String,
+        listeners: Vec<StdListener>,
+    },
+}
+
+/// Restarts the worker after a panic, on a fresh thread with fresh listening
+/// sockets. Not on the same thread: the dead runtime's tasks leak with it,
+/// and a waker of theirs fired on that thread would schedule them into the
+/// new runtime.
+fn supervise(mut spec: WorkerSpec) {
+    let mut listeners = std::mem::take(&mut spec.listeners);
+    let spec = Arc::new(spec);
+    let mut ready = Some(spec.ready.clone());
+    loop {
+        let thread_spec = spec.clone();
+        let thread_ready = ready.take();
+        let started = std::thread::Builder::new()
+            .name(format!("strait-worker-{}", spec.id))
+            .spawn(move || run_thread(&thread_spec, listeners, thread_ready));
+        let exit = match started.map(std::thread::JoinHandle::join) {
+            Ok(Ok(exit)) => exit,
+            Ok(Err(_)) => Exit::Failed("the worker thread panicked outside its runtime".into()),
+            Err(e) => Exit::Failed(format!("starting the worker thread: {e}")),
+        };
+        match exit {
+            Exit::Stopped => return,
+            Exit::Failed(e) => {
+                let _ = spec.ready.send(Err(format!("worker {}: {e}", spec.id)));
+                tracing::error!(worker = spec.id, "worker stopped: {e}");
+                return;
+            }
+            Exit::Panicked {
+                message,
+                listeners: back,
+            } => {
+                tracing::error!(
+                    worker = spec.id,
+                    "worker panicked: {message}; restarting it"
+                );
+                spec.restarts.fetch_add(1, Ordering::Relaxed);
+                if spec.shutdown.is_set() || back.is_empty() {
+                    return;
+                }
+                match replace_listeners(back) {
+                    Ok(fresh) => listeners = fresh,
+                    Err(e) => {
+                        tracing::error!(worker = spec.id, "worker not restarted: {e}");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// New listening sockets on the same addresses (they join the same
+/// `SO_REUSEPORT` groups) for a restarted worker. The old ones are shut down:
+/// that completes an accept the dead runtime left armed in io_uring, which
+/// would otherwise take connections nobody serves. Connections waiting in the
+/// old sockets' backlogs are reset.
+fn replace_listeners(old: Vec<StdListener>) -> std::io::Result<Vec<StdListener>> {
+    let mut fresh = Vec::with_capacity(old.len());
+    for l in &old {
+        fresh.push(crate::server::bind_reuseport(l.local_addr()?)?);
+    }
+    for l in old {
+        let _ = socket2::SockRef::from(&l).shutdown(std::net::Shutdown::Both);
+    }
+    Ok(fresh)
+}
+
+fn run_thread(spec: &WorkerSpec, listeners: Vec<StdListener>, ready: Ready) -> Exit {
     if let Some(cpu) = spec.cpu {
         if let Err(e) = pin_to_cpu(cpu) {
             tracing::warn!(worker = spec.id, cpu, "could not pin worker: {e}");
         }
     }
-    let listeners = std::cell::RefCell::new(std::mem::take(&mut spec.listeners));
-    let mut first = true;
-    loop {
-        let ready = if first {
-            Some(spec.ready.clone())
-        } else {
-            None
-        };
-        first = false;
-        let run =
-            std::panic::catch_unwind(AssertUnwindSafe(|| run_runtime(&spec, &listeners, ready)));
-        match run {
-            Ok(Ok(())) => break,
-            Ok(Err(e)) => {
-                let _ = spec.ready.send(Err(format!("worker {}: {e}", spec.id)));
-                tracing::error!(worker = spec.id, "worker stopped: {e}");
-                break;
-            }
-            Err(panic) => {
-                tracing::error!(
-                    worker = spec.id,
-                    "worker panicked: {}; restarting it",
+    let listeners = std::cell::RefCell::new(listeners);
+    match std::panic::catch_unwind(AssertUnwindSafe(|| run_runtime(spec, &listeners, ready))) {
+        Ok(Ok(())) => Exit::Stopped,
+        Ok(Err(e)) => Exit::Failed(e.to_string()),
+        Err(panic) => {
+            // Their tasks leaked with the runtime: tell the peers now.
+            let closed = sockets::shutdown_all();
+            Exit::Panicked {
+                message: format!(
+                    "{} ({closed} connections shut down)",
                     proxy::panic_message(&*panic)
-                );
-                spec.restarts.fetch_add(1, Ordering::Relaxed);
-                if spec.shutdown.is_set() || listeners.borrow().is_empty() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+                ),
+                listeners: listeners.into_inner(),
             }
         }
+    }
+}
+
+/// The sockets a worker thread has open (client and upstream connections),
+/// tracked so that they can be shut down when the runtime owning them dies.
+///
+/// One bit per fd in a thread-local bitset: registering and forgetting a
+/// socket is a bit flip, once per connection, with no lock and no hashing.
+pub mod sockets {
+    use std::cell::RefCell;
+    use std::os::fd::RawFd;
+
+    thread_local! {
+        static OPEN: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Registration of one open socket; forgets it on drop. Drop it before
+    /// the socket is closed (declare it first in a struct, last in a scope).
+    pub struct Tracked(RawFd);
+
+    impl Tracked {
+        pub fn new(fd: RawFd) -> Tracked {
+            if let Ok(i) = usize::try_from(fd) {
+                OPEN.with_borrow_mut(|bits| {
+                    if bits.len() <= i / 64 {
+                        bits.resize(i / 64 + 1, 0);
+                    }
+                    bits[i / 64] |= 1 << (i % 64);
+                });
+            }
+            Tracked(fd)
+        }
+    }
+
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            if let Ok(i) = usize::try_from(self.0) {
+                OPEN.with_borrow_mut(|bits| {
+                    if let Some(word) = bits.get_mut(i / 64) {
+                        *word &= !(1 << (i % 64));
+                    }
+                });
+            }
+        }
+    }
+
+    /// Shuts down (without closing: their owners leaked and still hold the
+    /// fds) every socket registered on this thread; returns how many.
+    pub fn shutdown_all() -> usize {
+        let bits = OPEN.with_borrow_mut(std::mem::take);
+        let mut n = 0;
+        for (w, word) in bits.iter().enumerate() {
+            for b in 0..64 {
+                if word & (1 << b) != 0 {
+                    // SAFETY: shutdown(2) on an fd number has no memory effects;
+                    // the fd is still open (its owner leaked with the runtime).
+                    unsafe { libc::shutdown((w * 64 + b) as RawFd, libc::SHUT_RDWR) };
+                    n += 1;
+                }
+            }
+        }
+        n
     }
 }
 

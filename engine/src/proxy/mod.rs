@@ -111,6 +111,7 @@ pub(crate) struct ClientConn {
 /// Serves one accepted connection until it closes.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, core: Rc<Core>, listener: usize) {
     let _ = stream.set_nodelay(true);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     let Some(lc) = core.snapshot.config.listeners.get(listener) else {
         return;
     };
@@ -126,6 +127,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, core: Rc<Core>, listener
         response_started: false,
         body_done: true,
     };
+    // Declared after `conn`, so it is dropped before the socket closes.
+    let _tracked = crate::worker::sockets::Tracked::new(fd);
     loop {
         conn.response_started = false;
         match AssertUnwindSafe(conn.exchange(&core)).catch_unwind().await {
@@ -298,6 +301,8 @@ impl ClientConn {
             }
         }
         let _in_flight = InFlight::enter(&core.in_flight);
+        #[cfg(feature = "fault-injection")]
+        inject_fault(&self.head);
         let keep_alive = framing.keep_alive && !core.draining.get();
         let is_head = self.head.method() == b"HEAD";
         match &route.action {
@@ -383,6 +388,21 @@ impl ClientConn {
             .is_ok();
         self.body_done = ok;
         ok
+    }
+}
+
+/// Test-only faults, asked for by the `x-strait-fault` request header:
+/// `panic` panics inside the request handler (the connection's guard catches
+/// it), `panic-worker` panics in a task of its own, which unwinds out of the
+/// worker's runtime (the worker thread's guard restarts the runtime).
+#[cfg(feature = "fault-injection")]
+fn inject_fault(head: &Head) {
+    match head.header("x-strait-fault") {
+        Some(b"panic") => panic!("fault injected: panic in request handler"),
+        Some(b"panic-worker") => {
+            monoio::spawn(async { panic!("fault injected: panic in worker runtime") });
+        }
+        _ => {}
     }
 }
 

@@ -20,6 +20,7 @@ use monoio_rustls::{ClientTlsStream, TlsConnector};
 
 use crate::config::UpstreamConfig;
 use crate::http::ReadBuf;
+use crate::worker::sockets::Tracked;
 
 /// Per-connection read buffer for upstream responses.
 const UPSTREAM_BUF: usize = 16 * 1024;
@@ -96,6 +97,8 @@ pub enum Stream {
 
 /// A connection to one target, with its own read buffer.
 pub struct UpstreamConn {
+    /// First field: dropped before the socket closes.
+    _tracked: Tracked,
     pub stream: Stream,
     pub rb: ReadBuf,
     pub target: usize,
@@ -218,6 +221,7 @@ impl UpstreamPool {
             Err(_) => Err(ConnectError::Timeout),
             Ok(Err(e)) => Err(ConnectError::Io(e)),
             Ok(Ok((stream, fd))) => Ok(UpstreamConn {
+                _tracked: Tracked::new(fd),
                 stream,
                 rb: ReadBuf::with_capacity(UPSTREAM_BUF),
                 target,
