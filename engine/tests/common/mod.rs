@@ -69,8 +69,30 @@ macro_rules! both_drivers {
 #[allow(unused_imports)]
 pub(crate) use both_drivers;
 
-/// Whether the driver is selected by `STRAIT_TEST_RUNTIMES` (all when unset).
+/// Whether the kernel lets this process set up an io_uring instance.
+pub fn io_uring_available() -> bool {
+    // SAFETY: io_uring_setup with 1 entry writes only into `params`, a zeroed
+    // struct of the size the kernel expects (120 bytes); the fd is closed.
+    unsafe {
+        let mut params = [0u8; 120];
+        let fd = libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr());
+        if fd < 0 {
+            return false;
+        }
+        libc::close(fd as i32);
+        true
+    }
+}
+
+/// Whether the driver is selected by `STRAIT_TEST_RUNTIMES` (all when unset)
+/// and, for io_uring, allowed by the kernel (a loud skip where it is not).
 pub fn runtime_enabled(rt: &str) -> bool {
+    if rt == "io_uring" && !io_uring_available() {
+        eprintln!(
+            "SKIPPED: this kernel refuses io_uring_setup; the io_uring variant cannot run here"
+        );
+        return false;
+    }
     match std::env::var("STRAIT_TEST_RUNTIMES") {
         Ok(list) if !list.trim().is_empty() => {
             let on = list.split(',').any(|s| s.trim() == rt);
