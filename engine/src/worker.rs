@@ -169,19 +169,26 @@ fn supervise(mut spec: WorkerSpec) {
 }
 
 /// New listening sockets on the same addresses (they join the same
-/// `SO_REUSEPORT` groups) for a restarted worker. The old ones are shut down:
-/// that completes an accept the dead runtime left armed in io_uring, which
-/// would otherwise take connections nobody serves. Connections waiting in the
-/// old sockets' backlogs are reset.
+/// `SO_REUSEPORT` groups) for a restarted worker. The old ones are taken out
+/// of service, or an accept the dead runtime left armed in io_uring would
+/// take connections nobody serves. Connections waiting in the old sockets'
+/// backlogs are reset.
 fn replace_listeners(old: Vec<StdListener>) -> std::io::Result<Vec<StdListener>> {
     let mut fresh = Vec::with_capacity(old.len());
     for l in &old {
         fresh.push(crate::server::bind_reuseport(l.local_addr()?)?);
     }
-    for l in old {
-        let _ = socket2::SockRef::from(&l).shutdown(std::net::Shutdown::Both);
+    for l in &old {
+        stop_listening(l);
     }
     Ok(fresh)
+}
+
+/// Takes a listening socket out of service at once: shutting it down makes
+/// the kernel stop accepting on it (it leaves its `SO_REUSEPORT` group) and
+/// completes every accept waiting on it, including one armed in io_uring.
+fn stop_listening(l: &StdListener) {
+    let _ = socket2::SockRef::from(l).shutdown(std::net::Shutdown::Both);
 }
 
 fn run_thread(spec: &WorkerSpec, listeners: Vec<StdListener>, ready: Ready) -> Exit {
@@ -338,9 +345,12 @@ async fn worker_main(
         _ = futures_util::future::join_all(accepts) => {}
         _ = spec.shutdown.wait() => {}
     }
-    // The accept loops (and their sockets) are gone; close the originals so
-    // the kernel refuses new connections while in-flight requests finish.
-    listeners.borrow_mut().clear();
+    // The kernel refuses new connections from here on, while in-flight
+    // requests finish. Dropping the accept loops is not enough: an accept
+    // already submitted to io_uring keeps the socket listening.
+    for l in listeners.borrow_mut().drain(..) {
+        stop_listening(&l);
+    }
     core.draining.set(true);
     let deadline = monoio::time::Instant::now() + spec.snapshot.config.shutdown_timeout;
     while core.in_flight.get() > 0 && monoio::time::Instant::now() < deadline {

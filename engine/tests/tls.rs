@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -72,7 +72,7 @@ fn tls_upstream() -> TlsUpstream {
                             return;
                         }
                     }
-                    match tls.read(&mut chunk) {
+                    match read_retrying(&mut tls, &mut chunk) {
                         Ok(0) | Err(_) => return,
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     }

@@ -123,24 +123,17 @@ impl Head {
             Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
             Err(e) => return Err(HeadError::Invalid(parse_error_text(e))),
         };
-        let base = data.as_ptr() as usize;
-        let span = |s: &[u8]| Span {
-            start: (s.as_ptr() as usize - base) as u32,
-            end: (s.as_ptr() as usize - base + s.len()) as u32,
-        };
-        self.method = req.method.map(|m| span(m.as_bytes())).unwrap_or_default();
-        self.target = req.path.map(|p| span(p.as_bytes())).unwrap_or_default();
+        self.method = req
+            .method
+            .map(|m| span_in(data, m.as_bytes()))
+            .unwrap_or_default();
+        self.target = req
+            .path
+            .map(|p| span_in(data, p.as_bytes()))
+            .unwrap_or_default();
         self.minor_version = req.version.unwrap_or(1);
         self.status = 0;
-        self.fields.clear();
-        for h in req.headers.iter() {
-            self.fields.push(Field {
-                name: span(h.name.as_bytes()),
-                value: span(h.value),
-            });
-        }
-        self.bytes.clear();
-        self.bytes.extend_from_slice(&data[..len]);
+        self.store(data, len, req.headers);
         Ok(Some(len))
     }
 
@@ -158,25 +151,32 @@ impl Head {
             Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
             Err(e) => return Err(HeadError::Invalid(parse_error_text(e))),
         };
-        let base = data.as_ptr() as usize;
-        let span = |s: &[u8]| Span {
-            start: (s.as_ptr() as usize - base) as u32,
-            end: (s.as_ptr() as usize - base + s.len()) as u32,
-        };
         self.method = Span::default();
         self.target = Span::default();
         self.minor_version = resp.version.unwrap_or(1);
         self.status = resp.code.unwrap_or(0);
+        self.store(data, len, resp.headers);
+        Ok(Some(len))
+    }
+
+    /// Records the header fields (as spans) and copies the head's `len` bytes.
+    fn store(&mut self, data: &[u8], len: usize, headers: &[httparse::Header<'_>]) {
         self.fields.clear();
-        for h in resp.headers.iter() {
-            self.fields.push(Field {
-                name: span(h.name.as_bytes()),
-                value: span(h.value),
-            });
-        }
+        self.fields.extend(headers.iter().map(|h| Field {
+            name: span_in(data, h.name.as_bytes()),
+            value: span_in(data, h.value),
+        }));
         self.bytes.clear();
         self.bytes.extend_from_slice(&data[..len]);
-        Ok(Some(len))
+    }
+}
+
+/// Where `part`, a subslice of `whole`, lies in it.
+fn span_in(whole: &[u8], part: &[u8]) -> Span {
+    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+    Span {
+        start: start as u32,
+        end: (start + part.len()) as u32,
     }
 }
 

@@ -208,23 +208,7 @@ impl ClientConn {
                         Ok(Ok(_)) => {}
                     }
                 }
-                Err(HeadError::TooManyHeaders) => {
-                    return self
-                        .fail(431, "request_header_too_large", "too many header fields")
-                        .await;
-                }
-                Err(HeadError::Invalid(m)) | Err(HeadError::NotImplemented(m)) => {
-                    return self.fail(400, "invalid_request", m).await;
-                }
-                Err(HeadError::UnsupportedExpectation) => {
-                    return self
-                        .fail(
-                            417,
-                            "expectation_failed",
-                            "only Expect: 100-continue is supported",
-                        )
-                        .await;
-                }
+                Err(e) => return self.refuse(e).await,
             }
         };
         if head_len > self.limits.max_header_bytes {
@@ -239,23 +223,7 @@ impl ClientConn {
         self.rb.consume(head_len);
         let framing = match request_framing(&self.head) {
             Ok(f) => f,
-            Err(HeadError::UnsupportedExpectation) => {
-                return self
-                    .fail(
-                        417,
-                        "expectation_failed",
-                        "only Expect: 100-continue is supported",
-                    )
-                    .await;
-            }
-            Err(HeadError::TooManyHeaders) => {
-                return self
-                    .fail(431, "request_header_too_large", "too many header fields")
-                    .await;
-            }
-            Err(HeadError::Invalid(m)) | Err(HeadError::NotImplemented(m)) => {
-                return self.fail(400, "invalid_request", m).await;
-            }
+            Err(e) => return self.refuse(e).await,
         };
         self.body_done = framing.body == BodyKind::None;
         let Some(target) = split_target(&self.head) else {
@@ -354,6 +322,27 @@ impl ClientConn {
         match write_vec(&mut self.stream, &mut self.out).await {
             Ok(()) if keep_alive => Next::KeepAlive,
             _ => Next::Close,
+        }
+    }
+
+    /// Answers a request whose head was refused, and closes the connection.
+    async fn refuse(&mut self, e: HeadError) -> Next {
+        match e {
+            HeadError::TooManyHeaders => {
+                self.fail(431, "request_header_too_large", "too many header fields")
+                    .await
+            }
+            HeadError::UnsupportedExpectation => {
+                self.fail(
+                    417,
+                    "expectation_failed",
+                    "only Expect: 100-continue is supported",
+                )
+                .await
+            }
+            HeadError::Invalid(m) | HeadError::NotImplemented(m) => {
+                self.fail(400, "invalid_request", m).await
+            }
         }
     }
 

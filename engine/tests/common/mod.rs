@@ -69,6 +69,17 @@ macro_rules! both_drivers {
 #[allow(unused_imports)]
 pub(crate) use both_drivers;
 
+/// `read`, retried when a signal interrupts it (the test process gets
+/// SIGCHLD from the strait processes other tests start and stop).
+pub fn read_retrying(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match r.read(buf) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
 /// Whether the kernel lets this process set up an io_uring instance.
 pub fn io_uring_available() -> bool {
     // SAFETY: io_uring_setup with 1 entry writes only into `params`, a zeroed
@@ -572,7 +583,7 @@ impl<'a> Req<'a> {
                 }
                 BodyState::Length(left) => {
                     let want = buf.len().min(left.min(usize::MAX as u64) as usize);
-                    let n = self.rd.read(&mut buf[..want])?;
+                    let n = read_retrying(&mut self.rd, &mut buf[..want])?;
                     if n == 0 {
                         return Err(io::Error::new(ErrorKind::UnexpectedEof, "body cut short"));
                     }
@@ -622,7 +633,7 @@ impl<'a> Req<'a> {
                 }
                 BodyState::ChunkData(left) => {
                     let want = buf.len().min(left.min(usize::MAX as u64) as usize);
-                    let n = self.rd.read(&mut buf[..want])?;
+                    let n = read_retrying(&mut self.rd, &mut buf[..want])?;
                     if n == 0 {
                         return Err(io::Error::new(ErrorKind::UnexpectedEof, "chunk cut short"));
                     }
@@ -1290,7 +1301,7 @@ impl Client {
 
     /// Reads whatever body bytes are available (raw, not de-chunked).
     pub fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reader.read(buf)
+        read_retrying(&mut self.reader, buf)
     }
 
     /// Streams a body whose head was read with [`Client::read_head`] through
@@ -1314,7 +1325,7 @@ impl Client {
                 Some(l) => buf.len().min((l - total).min(usize::MAX as u64) as usize),
                 None => buf.len(),
             };
-            let n = self.reader.read(&mut buf[..want])?;
+            let n = read_retrying(&mut self.reader, &mut buf[..want])?;
             if n == 0 {
                 if limit.is_some() {
                     return Err(io::Error::new(
@@ -1333,7 +1344,7 @@ impl Client {
     pub fn wait_close(&mut self, within: Duration) -> CloseOutcome {
         let _ = self.stream.set_read_timeout(Some(within));
         let mut buf = [0u8; 4096];
-        let out = match self.reader.read(&mut buf) {
+        let out = match read_retrying(&mut self.reader, &mut buf) {
             Ok(0) => CloseOutcome::Eof,
             Ok(n) => CloseOutcome::Data(String::from_utf8_lossy(&buf[..n]).into_owned()),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
