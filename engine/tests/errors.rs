@@ -170,17 +170,17 @@ both_drivers! {
         );
         eprintln!("/status: {}", resp.body_str());
         let j = resp.json();
-        assert!(j.get("version").as_str().is_some_and(|v| !v.is_empty()), "version: {}", resp.body_str());
-        assert_eq!(j.get("workers").as_f64(), Some(2.0), "workers: {}", resp.body_str());
-        assert_eq!(j.get("driver").as_str(), Some(rt), "driver: {}", resp.body_str());
-        let up1 = j.get("uptime_seconds").as_f64().expect("uptime_seconds is a number");
+        assert!(j["version"].as_str().is_some_and(|v| !v.is_empty()), "version: {}", resp.body_str());
+        assert_eq!(j["workers"].as_f64(), Some(2.0), "workers: {}", resp.body_str());
+        assert_eq!(j["driver"].as_str(), Some(rt), "driver: {}", resp.body_str());
+        let up1 = j["uptime_seconds"].as_f64().expect("uptime_seconds is a number");
         assert!(up1 >= 0.0);
-        assert!(!j.get("config_version").is_null(), "config_version: {}", resp.body_str());
+        assert!(!j["config_version"].is_null(), "config_version: {}", resp.body_str());
         // Uptime advances.
         thread::sleep(Duration::from_millis(1100));
         let j2 = strait.admin_get("/status").json();
-        let up2 = j2.get("uptime_seconds").as_f64().expect("uptime_seconds");
+        let up2 = j2["uptime_seconds"].as_f64().expect("uptime_seconds");
         assert!(up2 > up1, "uptime_seconds did not advance: {up1} -> {up2}");
-        assert_eq!(j2.get("config_version"), j.get("config_version"));
+        assert_eq!(j2["config_version"], j["config_version"]);
     }
 }

@@ -1,5 +1,5 @@
 //! Self-tests of the test helpers (no strait involved): the test upstream,
-//! the raw client, the byte pattern and the JSON reader. When these fail, the
+//! the raw client and the byte pattern. When these fail, the
 //! other suites' failures say nothing about strait.
 
 #![allow(clippy::unwrap_used)]
@@ -91,27 +91,6 @@ fn pattern_check_accepts_the_pattern_and_catches_changes() {
     let mut bad = PatternCheck::new();
     bad.feed(&lost);
     assert!(bad.verdict(n).is_err());
-}
-
-#[test]
-fn json_reader_handles_error_and_status_shapes() {
-    let j = Json::parse(
-        r#"{"error":{"type":"no_route","message":"no route for \"/x\"","status":404}}"#,
-    )
-    .expect("parse");
-    assert_eq!(j.get("error").get("status").as_f64(), Some(404.0));
-    assert_eq!(
-        j.get("error").get("message").as_str(),
-        Some("no route for \"/x\"")
-    );
-    let s = Json::parse(
-        r#" { "version": "0.1.0", "workers": 2, "driver": "epoll", "uptime_seconds": 1.5,
-        "config_version": "abc", "list": [1, true, null, -2e3] } "#,
-    )
-    .expect("parse");
-    assert_eq!(s.get("uptime_seconds").as_f64(), Some(1.5));
-    assert!(s.get("missing").is_null());
-    assert!(Json::parse("{\"a\":}").is_err());
 }
 
 #[test]

@@ -138,7 +138,7 @@ both_drivers! {
         let mut c = strait.client();
         assert_eq!(c.request("GET / HTTP/1.1\r\nHost: x\r\n\r\n").body_str(), "flagged");
         let status = strait.admin_get("/status").json();
-        assert_eq!(status.get("workers").as_f64(), Some(1.0), "--workers not applied");
+        assert_eq!(status["workers"].as_f64(), Some(1.0), "--workers not applied");
     }
 
     fn startup_prints_listeners_admin_and_ready(rt) {

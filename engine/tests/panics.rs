@@ -15,9 +15,7 @@ use std::time::Duration;
 
 fn restarts(strait: &Strait) -> f64 {
     let status = strait.admin_get("/status");
-    status
-        .json()
-        .get("worker_restarts")
+    status.json()["worker_restarts"]
         .as_f64()
         .expect("worker_restarts is a number")
 }

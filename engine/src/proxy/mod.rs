@@ -189,13 +189,7 @@ impl ClientConn {
                 Ok(Some(n)) => break n,
                 Ok(None) => {
                     if self.rb.len() >= self.limits.max_header_bytes {
-                        return self
-                            .fail(
-                                431,
-                                "request_header_too_large",
-                                "request head exceeds the size limit",
-                            )
-                            .await;
+                        return self.head_too_large().await;
                     }
                     let limit = self.limits.max_header_bytes;
                     match timeout_at(deadline, self.rb.fill(&mut self.stream, limit)).await {
@@ -212,13 +206,7 @@ impl ClientConn {
             }
         };
         if head_len > self.limits.max_header_bytes {
-            return self
-                .fail(
-                    431,
-                    "request_header_too_large",
-                    "request head exceeds the size limit",
-                )
-                .await;
+            return self.head_too_large().await;
         }
         self.rb.consume(head_len);
         let framing = match request_framing(&self.head) {
@@ -323,6 +311,15 @@ impl ClientConn {
             Ok(()) if keep_alive => Next::KeepAlive,
             _ => Next::Close,
         }
+    }
+
+    async fn head_too_large(&mut self) -> Next {
+        self.fail(
+            431,
+            "request_header_too_large",
+            "request head exceeds the size limit",
+        )
+        .await
     }
 
     /// Answers a request whose head was refused, and closes the connection.

@@ -3,7 +3,7 @@
 //! Everything here is plain `std`: a handle on a running `strait` process
 //! ([`Strait`]), a small threaded HTTP/1.1 test upstream ([`Upstream`]), a raw
 //! client on `TcpStream` ([`Client`], [`Response`]), a tiny JSON reader
-//! ([`Json`]), a deterministic byte pattern for big bodies ([`Pattern`],
+//! (`serde_json` for JSON bodies), a deterministic byte pattern for big bodies ([`Pattern`],
 //! [`PatternCheck`]) and the [`both_drivers!`] macro that runs a test once on
 //! io_uring and once on epoll.
 //!
@@ -1045,8 +1045,8 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    pub fn json(&self) -> Json {
-        match Json::parse(&self.body_str()) {
+    pub fn json(&self) -> serde_json::Value {
+        match serde_json::from_slice(&self.body) {
             Ok(j) => j,
             Err(e) => panic!(
                 "response body is not JSON ({e}):\n{}{}",
@@ -1081,19 +1081,19 @@ impl Response {
             self.head
         );
         let j = self.json();
-        let err = j.get("error");
+        let err = &j["error"];
         assert!(
-            err.get("type").as_str().is_some_and(|s| !s.is_empty()),
+            err["type"].as_str().is_some_and(|s| !s.is_empty()),
             "error.type missing or not a non-empty string: {}",
             self.body_str()
         );
         assert!(
-            err.get("message").as_str().is_some(),
+            err["message"].as_str().is_some(),
             "error.message missing or not a string: {}",
             self.body_str()
         );
         assert_eq!(
-            err.get("status").as_f64(),
+            err["status"].as_f64(),
             Some(status as f64),
             "error.status wrong in {}",
             self.body_str()
@@ -1558,194 +1558,4 @@ impl PatternCheck {
 #[derive(Default)]
 pub struct Progress {
     pub bytes: AtomicU64,
-}
-
-// ---------------------------------------------------------------------------
-// A tiny JSON reader (enough for error bodies and /status)
-// ---------------------------------------------------------------------------
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Json {
-    Null,
-    Bool(bool),
-    Num(f64),
-    Str(String),
-    Arr(Vec<Json>),
-    Obj(Vec<(String, Json)>),
-}
-
-static NULL: Json = Json::Null;
-
-impl Json {
-    pub fn parse(text: &str) -> Result<Json, String> {
-        let b = text.as_bytes();
-        let mut i = 0;
-        let v = parse_value(b, &mut i)?;
-        skip_ws(b, &mut i);
-        if i != b.len() {
-            return Err(format!("trailing data at byte {i}"));
-        }
-        Ok(v)
-    }
-
-    /// The member `key` of an object (`Null` when absent or not an object).
-    pub fn get(&self, key: &str) -> &Json {
-        match self {
-            Json::Obj(m) => m
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v)
-                .unwrap_or(&NULL),
-            _ => &NULL,
-        }
-    }
-
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Json::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    pub fn as_f64(&self) -> Option<f64> {
-        match self {
-            Json::Num(n) => Some(*n),
-            _ => None,
-        }
-    }
-
-    pub fn is_null(&self) -> bool {
-        matches!(self, Json::Null)
-    }
-}
-
-fn skip_ws(b: &[u8], i: &mut usize) {
-    while *i < b.len() && matches!(b[*i], b' ' | b'\t' | b'\r' | b'\n') {
-        *i += 1;
-    }
-}
-
-fn parse_value(b: &[u8], i: &mut usize) -> Result<Json, String> {
-    skip_ws(b, i);
-    match b.get(*i) {
-        None => Err("unexpected end".into()),
-        Some(b'{') => {
-            *i += 1;
-            let mut m = Vec::new();
-            skip_ws(b, i);
-            if b.get(*i) == Some(&b'}') {
-                *i += 1;
-                return Ok(Json::Obj(m));
-            }
-            loop {
-                skip_ws(b, i);
-                let k = match parse_value(b, i)? {
-                    Json::Str(s) => s,
-                    _ => return Err(format!("object key not a string at {i}")),
-                };
-                skip_ws(b, i);
-                if b.get(*i) != Some(&b':') {
-                    return Err(format!("expected ':' at {i}"));
-                }
-                *i += 1;
-                let v = parse_value(b, i)?;
-                m.push((k, v));
-                skip_ws(b, i);
-                match b.get(*i) {
-                    Some(b',') => *i += 1,
-                    Some(b'}') => {
-                        *i += 1;
-                        return Ok(Json::Obj(m));
-                    }
-                    _ => return Err(format!("expected ',' or '}}' at {i}")),
-                }
-            }
-        }
-        Some(b'[') => {
-            *i += 1;
-            let mut a = Vec::new();
-            skip_ws(b, i);
-            if b.get(*i) == Some(&b']') {
-                *i += 1;
-                return Ok(Json::Arr(a));
-            }
-            loop {
-                a.push(parse_value(b, i)?);
-                skip_ws(b, i);
-                match b.get(*i) {
-                    Some(b',') => *i += 1,
-                    Some(b']') => {
-                        *i += 1;
-                        return Ok(Json::Arr(a));
-                    }
-                    _ => return Err(format!("expected ',' or ']' at {i}")),
-                }
-            }
-        }
-        Some(b'"') => {
-            *i += 1;
-            let mut s = Vec::new();
-            loop {
-                match b.get(*i) {
-                    None => return Err("unterminated string".into()),
-                    Some(b'"') => {
-                        *i += 1;
-                        break;
-                    }
-                    Some(b'\\') => {
-                        *i += 1;
-                        let c = *b.get(*i).ok_or("bad escape")?;
-                        *i += 1;
-                        match c {
-                            b'n' => s.push(b'\n'),
-                            b't' => s.push(b'\t'),
-                            b'r' => s.push(b'\r'),
-                            b'b' => s.push(8),
-                            b'f' => s.push(12),
-                            b'u' => {
-                                let hex = b.get(*i..*i + 4).ok_or("bad \\u escape")?;
-                                let cp = u32::from_str_radix(
-                                    std::str::from_utf8(hex).map_err(|e| e.to_string())?,
-                                    16,
-                                )
-                                .map_err(|e| e.to_string())?;
-                                *i += 4;
-                                let ch = char::from_u32(cp).unwrap_or('\u{fffd}');
-                                let mut tmp = [0u8; 4];
-                                s.extend_from_slice(ch.encode_utf8(&mut tmp).as_bytes());
-                            }
-                            other => s.push(other),
-                        }
-                    }
-                    Some(&c) => {
-                        s.push(c);
-                        *i += 1;
-                    }
-                }
-            }
-            Ok(Json::Str(String::from_utf8_lossy(&s).into_owned()))
-        }
-        Some(b't') if b[*i..].starts_with(b"true") => {
-            *i += 4;
-            Ok(Json::Bool(true))
-        }
-        Some(b'f') if b[*i..].starts_with(b"false") => {
-            *i += 5;
-            Ok(Json::Bool(false))
-        }
-        Some(b'n') if b[*i..].starts_with(b"null") => {
-            *i += 4;
-            Ok(Json::Null)
-        }
-        Some(_) => {
-            let start = *i;
-            while *i < b.len() && matches!(b[*i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
-                *i += 1;
-            }
-            let t = std::str::from_utf8(&b[start..*i]).map_err(|e| e.to_string())?;
-            t.parse::<f64>()
-                .map(Json::Num)
-                .map_err(|_| format!("bad value at byte {start}"))
-        }
-    }
 }
